@@ -1,0 +1,73 @@
+"""Small numerical building blocks shared by the transformations.
+
+Conventions (see docs/numerics.md):
+
+- Low-precision floating leaves (bfloat16, float16) are computed in float32 and rounded back to
+  their storage dtype once per step. Wider leaves are computed in their own dtype.
+- Hyperparameters are cast to a leaf's compute dtype, never the other way round, so a float32
+  learning rate cannot promote bfloat16 updates to float32.
+- Step counters are int32 scalars that saturate at the largest int32 instead of wrapping.
+"""
+
+from __future__ import annotations
+
+import chex
+import jax.numpy as jnp
+import numpy as np
+
+INT32_MAX = np.iinfo(np.int32).max
+
+
+def safe_increment(count: chex.Array) -> chex.Array:
+    """`count + 1`, saturating at the largest value of `count`'s integer dtype."""
+    largest = jnp.iinfo(count.dtype).max
+    return jnp.where(count < largest, count + 1, largest).astype(count.dtype)
+
+
+def zero_count() -> chex.Array:
+    """The initial value of a step counter: an int32 scalar 0."""
+    return jnp.zeros([], jnp.int32)
+
+
+def compute_dtype(dtype) -> jnp.dtype:
+    """The dtype arithmetic on a leaf of `dtype` is carried out in.
+
+    bfloat16 and float16 are widened to float32; float32, float64 and complex dtypes are kept.
+    """
+    dtype = jnp.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32:
+        return jnp.dtype(jnp.float32)
+    return dtype
+
+
+def real_dtype(dtype) -> jnp.dtype:
+    """The real dtype matching `dtype` (float32 for complex64, the dtype itself for reals)."""
+    return jnp.finfo(jnp.dtype(dtype)).dtype
+
+
+def widen(x: chex.Array) -> chex.Array:
+    """`x` in its compute dtype (a no-op for float32 and wider)."""
+    return x.astype(compute_dtype(x.dtype))
+
+
+def cast_like(value: chex.Numeric, x: chex.Array) -> chex.Array:
+    """A hyperparameter `value` as an array of `x`'s real dtype (never promotes `x`)."""
+    return as_dtype(value, x.dtype)
+
+
+def as_dtype(value: chex.Numeric, dtype) -> chex.Array:
+    """A hyperparameter `value` as a scalar of the real dtype matching `dtype`."""
+    return jnp.asarray(value).astype(real_dtype(dtype))
+
+
+def safe_sqrt(x: chex.Array) -> chex.Array:
+    """`sqrt(x)` for `x >= 0` whose gradient is 0, not NaN, at `x == 0`."""
+    positive = x > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1)), 0)
+
+
+def abs_sq(x: chex.Array) -> chex.Array:
+    """`|x|^2` as a real array (`x * conj(x)` for complex `x`)."""
+    if jnp.iscomplexobj(x):
+        return jnp.real(x * jnp.conj(x))
+    return x * x
