@@ -45,6 +45,20 @@ def real_dtype(dtype) -> jnp.dtype:
     return jnp.finfo(jnp.dtype(dtype)).dtype
 
 
+def wider(a, b) -> jnp.dtype:
+    """The wider of two floating dtypes (float32 for bfloat16 with float16).
+
+    Unlike `jnp.promote_types`, this works under `jax_numpy_dtype_promotion="strict"`.
+    """
+    a, b = jnp.dtype(a), jnp.dtype(b)
+    if a == b:
+        return a
+    bits_a, bits_b = jnp.finfo(a).bits, jnp.finfo(b).bits
+    if bits_a == bits_b:  # bfloat16 and float16: neither holds the other
+        return jnp.dtype(jnp.float32)
+    return a if bits_a > bits_b else b
+
+
 def widen(x: chex.Array) -> chex.Array:
     """`x` in its compute dtype (a no-op for float32 and wider)."""
     return x.astype(compute_dtype(x.dtype))
@@ -61,9 +75,9 @@ def as_dtype(value: chex.Numeric, dtype) -> chex.Array:
 
 
 def safe_sqrt(x: chex.Array) -> chex.Array:
-    """`sqrt(x)` for `x >= 0` whose gradient is 0, not NaN, at `x == 0`."""
-    positive = x > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1)), 0)
+    """`sqrt(x)` for `x >= 0` whose gradient is 0, not NaN, at `x == 0`; NaN stays NaN."""
+    zero = x == 0
+    return jnp.where(zero, 0, jnp.sqrt(jnp.where(zero, 1, x)))
 
 
 def abs_sq(x: chex.Array) -> chex.Array:

@@ -25,6 +25,36 @@ def _f(x) -> chex.Array:
     return jnp.asarray(x).astype(_float_dtype())
 
 
+def _remaining(count, begin: int, steps: int) -> chex.Array:
+    """The fraction of a transition of `steps` steps starting at `begin` still to go, in [0, 1].
+
+    Formed from integers as `(steps - elapsed) / steps`, so it is exactly 0 at the end (and
+    carries no cancellation near it).
+    """
+    elapsed = jnp.clip(jnp.asarray(count) - begin, 0, steps)
+    return (steps - elapsed).astype(_float_dtype()) / steps
+
+
+def _lerp(count, begin: int, steps: int, start, end) -> chex.Array:
+    """Linear interpolation from `start` (at `begin`) to `end` (at `begin + steps` and after).
+
+    Both ends are exact: XLA may fold `elapsed / steps * (end - start)` into one multiplication
+    by a rounded constant, so the end value is selected rather than computed.
+    """
+    elapsed = jnp.clip(jnp.asarray(count) - begin, 0, steps)
+    value = _f(start) + (_f(end) - _f(start)) * (elapsed.astype(_float_dtype()) / steps)
+    return jnp.where(elapsed >= steps, _f(end), value)
+
+
+def _half_cosine(remaining: chex.Array, exponent: float) -> chex.Array:
+    """`(0.5 * (1 + cos(pi * s)))^exponent` with `s = 1 - remaining`.
+
+    Evaluated as `sin(pi/2 * remaining)^(2 * exponent)`, the same value without the
+    cancellation of `1 + cos` near the end of the decay (where it would lose up to 5 digits).
+    """
+    return jnp.sin(jnp.pi / 2 * remaining) ** _f(2 * exponent)
+
+
 def constant_schedule(value: float) -> Schedule:
     """`value` at every step."""
     _checks.finite("constant_schedule", "value", value)
@@ -52,8 +82,7 @@ def linear_schedule(
     _checks.non_negative_int(fn, "transition_begin", transition_begin)
 
     def schedule(count):
-        s = jnp.clip(_f(count) - transition_begin, 0, transition_steps) / transition_steps
-        return _f(init_value) + (_f(end_value) - _f(init_value)) * s
+        return _lerp(count, transition_begin, transition_steps, init_value, end_value)
 
     return schedule
 
@@ -80,15 +109,11 @@ def polynomial_schedule(
     _checks.non_negative_int(fn, "transition_begin", transition_begin)
 
     def schedule(count):
-        s = jnp.clip(_f(count) - transition_begin, 0, transition_steps) / transition_steps
-        return _f(end_value) + (_f(init_value) - _f(end_value)) * (1 - s) ** _f(power)
+        r = _remaining(count, transition_begin, transition_steps)
+        value = _f(end_value) + (_f(init_value) - _f(end_value)) * r ** _f(power)
+        return jnp.where(r > 0, value, _f(end_value))
 
     return schedule
-
-
-def _cosine(progress: chex.Array, exponent: float) -> chex.Array:
-    """`(0.5 * (1 + cos(pi * progress)))^exponent` for progress in [0, 1]."""
-    return (0.5 * (1 + jnp.cos(jnp.pi * progress))) ** _f(exponent)
 
 
 def cosine_decay_schedule(
@@ -112,8 +137,8 @@ def cosine_decay_schedule(
     _checks.positive(fn, "exponent", exponent)
 
     def schedule(count):
-        s = jnp.clip(_f(count), 0, decay_steps) / decay_steps
-        return _f(init_value) * ((1 - _f(alpha)) * _cosine(s, exponent) + _f(alpha))
+        cosine = _half_cosine(_remaining(count, 0, decay_steps), exponent)
+        return _f(init_value) * ((1 - _f(alpha)) * cosine + _f(alpha))
 
     return schedule
 
@@ -160,16 +185,13 @@ def warmup_cosine_decay_schedule(
     cosine_steps = max(decay_steps - warmup_steps, 1)
 
     def schedule(count):
-        t = _f(count)
+        count = jnp.asarray(count)
+        cosine = _half_cosine(_remaining(count, warmup_steps, cosine_steps), exponent)
+        value = _f(end_value) + (_f(peak_value) - _f(end_value)) * cosine
         if warmup_steps > 0:
-            warm = _f(init_value) + (_f(peak_value) - _f(init_value)) * (
-                jnp.clip(t, 0, warmup_steps) / warmup_steps
-            )
-        else:
-            warm = _f(peak_value)
-        s = jnp.clip(t - warmup_steps, 0, cosine_steps) / cosine_steps
-        cos = _f(end_value) + (_f(peak_value) - _f(end_value)) * _cosine(s, exponent)
-        return jnp.where(t <= warmup_steps, warm, cos)
+            warm = _lerp(count, 0, warmup_steps, init_value, peak_value)
+            value = jnp.where(count < warmup_steps, warm, value)
+        return value
 
     return schedule
 

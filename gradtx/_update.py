@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
-from . import _checks
+from . import _checks, _numerics
 from ._base import Params, Updates
 
 
 def _add(p, u):
     if p is None:
         return None
-    wide = jnp.promote_types(p.dtype, u.dtype)
+    wide = _numerics.wider(p.dtype, u.dtype)
     return (p.astype(wide) + u.astype(wide)).astype(p.dtype)
 
 
