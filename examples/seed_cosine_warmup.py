@@ -102,17 +102,17 @@ def make_train(optimizer, total_steps: int):
 
     def step(carry, _):
         params, opt_state, x, y = carry
-        loss, grads = jax.value_and_grad(mse)(params, x, y)
+        grads = jax.grad(mse)(params, x, y)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = gradtx.apply_updates(params, updates)
-        return (params, opt_state, x, y), loss
+        return (params, opt_state, x, y), None
 
     @jax.jit
     def train(params, opt_state, x, y):
-        (params, opt_state, _, _), losses = jax.lax.scan(
+        (params, opt_state, _, _), _ = jax.lax.scan(
             step, (params, opt_state, x, y), length=total_steps
         )
-        return params, opt_state, losses
+        return params, opt_state
 
     return train
 
@@ -158,7 +158,13 @@ def main(argv=None) -> int:
 
     # The optimizer's step counter starts at 0, so update t uses the learning rate schedule(t).
     print(f"max_lr={MAX_LR}, warmup_steps={warmup_steps}, total_steps={total_steps}")
-    milestones = [0, warmup_steps // 2, warmup_steps, (warmup_steps + total_steps) // 2, total_steps]
+    milestones = [
+        0,
+        warmup_steps // 2,
+        warmup_steps,
+        (warmup_steps + total_steps) // 2,
+        total_steps,
+    ]
     for step in milestones:
         print(f"  lr at step {step:6d}: {float(schedule(step)):.6e}")
 
@@ -170,7 +176,7 @@ def main(argv=None) -> int:
 
     train = make_train(optimizer, total_steps)
     start = time.perf_counter()
-    params, opt_state, losses = train(params, opt_state, x, y)
+    params, opt_state = train(params, opt_state, x, y)
     final_loss = float(mse(params, x, y))  # waits for the result
     seconds = time.perf_counter() - start
 

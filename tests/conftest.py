@@ -1,4 +1,4 @@
-"""Test configuration: the whole suite runs under strict dtype promotion and rank promotion "raise"."""
+"""Test configuration: strict dtype promotion and rank promotion "raise" for the whole suite."""
 
 import jax
 import pytest
