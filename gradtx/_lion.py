@@ -31,7 +31,9 @@ def scale_by_lion(
         m_t = b2 * m_{t-1} + (1 - b2) * g_t
 
     `b1` sets the direction of the current step and `b2` how the momentum is kept; the state is
-    this one buffer (half of Adam's two moments).
+    this one buffer (half of Adam's two moments). For `b2 > 0` the direction is computed as
+    `sign(b1 * m_t + (b2 - b1) * g_t)`, which equals `sign(c_t)` (it is `b2 * c_t`) and lets
+    the momentum be updated in place.
 
     Args:
         b1: interpolation factor for the update direction, in [0, 1).
@@ -46,6 +48,9 @@ def scale_by_lion(
     _checks.in_unit_interval(fn, "b1", b1)
     _checks.in_unit_interval(fn, "b2", b2)
     mu_dtype = _checks.float_dtype(fn, "mu_dtype", mu_dtype)
+    # With b2 > 0 the direction can be formed from the new momentum (see `leaf`); b2 == 0 or a
+    # traced b2 keep the textbook form.
+    from_new_momentum = isinstance(b2, int | float) and b2 > 0
 
     def init_fn(params):
         _checks.floating_leaves(fn, "params", params)
@@ -59,8 +64,13 @@ def scale_by_lion(
             cd = _numerics.compute_dtype(g.dtype)
             c1, c2 = _numerics.as_dtype(b1, cd), _numerics.as_dtype(b2, cd)
             gw, mw = g.astype(cd), m.astype(cd)
-            direction = jnp.sign(c1 * mw + (1 - c1) * gw)
             m_new = c2 * mw + (1 - c2) * gw
+            if from_new_momentum:
+                # sign(c_t) = sign(b1 * m_t + (b2 - b1) * g_t) since c_t = that / b2: reading
+                # only the new momentum lets XLA update `mu` in place without copying it first.
+                direction = jnp.sign(c1 * m_new + (c2 - c1) * gw)
+            else:
+                direction = jnp.sign(c1 * mw + (1 - c1) * gw)
             return direction.astype(g.dtype), m_new.astype(m.dtype)
 
         u, mu = _tree.map_unzip(leaf, 2, updates, state.mu)

@@ -34,10 +34,9 @@ def sum_of_squares(tree: Any) -> chex.Array:
         return jnp.zeros([], jnp.float32)
     dtypes = [_numerics.compute_dtype(_numerics.real_dtype(x.dtype)) for x in leaves]
     acc = jnp.dtype(jnp.float64) if jnp.dtype(jnp.float64) in dtypes else jnp.dtype(jnp.float32)
-    total = jnp.zeros([], acc)
-    for x in leaves:
-        total = total + jnp.sum(_numerics.abs_sq(_numerics.widen(x)), dtype=acc)
-    return total
+    return jnp.sum(
+        jnp.stack([jnp.sum(_numerics.abs_sq(_numerics.widen(x)), dtype=acc) for x in leaves])
+    )
 
 
 def global_norm(tree: Any) -> chex.Array:

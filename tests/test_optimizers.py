@@ -102,7 +102,9 @@ def test_adamw_mask_skips_leaves():
     np.testing.assert_array_equal(updates["b"], np.zeros(2))
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"b1": 0.95, "b2": 0.98, "weight_decay": 0.1}])
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"b1": 0.95, "b2": 0.98, "weight_decay": 0.1}, {"b1": 0.5, "b2": 0.0}]
+)
 def test_lion_matches_reference(kwargs):
     grads = random_grads(6)
     sched, ref_sched = schedule_pair()
