@@ -25,6 +25,9 @@ from ._clipping import global_norm as global_norm
 from ._combine import chain as chain
 from ._combine import named_chain as named_chain
 from ._decay import add_decayed_weights as add_decayed_weights
+from ._foreach import Packed as Packed
+from ._foreach import flatten as flatten
+from ._foreach import foreach as foreach
 from ._lion import ScaleByLionState as ScaleByLionState
 from ._lion import lion as lion
 from ._lion import scale_by_lion as scale_by_lion
@@ -53,6 +56,7 @@ __all__ = [
     "GradientTransformation",
     "GradientTransformationExtraArgs",
     "OptState",
+    "Packed",
     "Params",
     "ScalarOrSchedule",
     "ScaleByAdamState",
@@ -71,6 +75,8 @@ __all__ = [
     "constant_schedule",
     "cosine_decay_schedule",
     "exponential_decay",
+    "flatten",
+    "foreach",
     "global_norm",
     "identity",
     "join_schedules",
