@@ -20,9 +20,9 @@ from ._base import GradientTransformation, GradientTransformationExtraArgs
 
 DEFAULT_MAX_LEAF_SIZE = 1 << 16
 # Leaves per packed buffer. XLA's compile time grows faster than linearly with the number of
-# slices taken from one buffer (500 slices of one buffer compile 14x slower than 50 slices each
-# of 10 buffers, XLA CPU, jax 0.10), so the small leaves are packed in buffers of this many.
-LEAVES_PER_BUFFER = int(__import__("os").environ.get("GRADTX_LPB", 16))
+# slices taken from one buffer (500 slices of one buffer compile 14x slower than 10 buffers of
+# 50 slices, XLA CPU, jax 0.10), so the small leaves are packed in buffers of at most this many.
+LEAVES_PER_BUFFER = 32
 
 
 class Packed(NamedTuple):
@@ -58,9 +58,7 @@ def _layout(tree: Any, max_leaf_size: int | None) -> _Layout:
         for name, idx in sorted(groups.items())
         for k in range(0, len(idx), LEAVES_PER_BUFFER)
     )
-    return _Layout(
-        treedef, tuple(tuple(x.shape) for x in leaves), chunks, tuple(singles)
-    )
+    return _Layout(treedef, tuple(tuple(x.shape) for x in leaves), chunks, tuple(singles))
 
 
 def _pack(fn: str, name: str, tree: Any, layout: _Layout) -> Packed:

@@ -29,6 +29,9 @@ REGISTRY = {
         gradtx.clip_by_global_norm(1.0), gradtx.adamw(SCHEDULE, weight_decay=0.01)
     ),
     "clip_by_value_sgd": lambda: gradtx.chain(gradtx.clip(0.5), gradtx.sgd(jnp.float32(0.1))),
+    "foreach_clip_adamw": lambda: gradtx.foreach(
+        gradtx.chain(gradtx.clip_by_global_norm(1.0), gradtx.adamw(SCHEDULE)), max_leaf_size=4
+    ),
     "named_chain": lambda: gradtx.named_chain(
         ("clip", gradtx.clip_by_global_norm(1.0)), ("opt", gradtx.lion(1e-3))
     ),
