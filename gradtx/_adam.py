@@ -85,8 +85,11 @@ def scale_by_adam(
             cd = _numerics.compute_dtype(g.dtype)
             c1, c2 = _numerics.as_dtype(b1, cd), _numerics.as_dtype(b2, cd)
             gw = g.astype(cd)
-            m_new = c1 * m.astype(cd) + (1 - c1) * gw
-            v_new = c2 * v.astype(cd) + (1 - c2) * _numerics.abs_sq(gw)
+            # The direction is formed from the moments as stored (rounded to their dtype), so the
+            # step reads the new state instead of recomputing it from the old, overwritten one.
+            m_new = (c1 * m.astype(cd) + (1 - c1) * gw).astype(m.dtype)
+            v_new = (c2 * v.astype(cd) + (1 - c2) * _numerics.abs_sq(gw)).astype(v.dtype)
+            m_new, v_new, m_out, v_out = m_new.astype(cd), v_new.astype(cd), m_new, v_new
             bc1 = _tree.bias_correction(b1, count, cd)
             bc2 = _tree.bias_correction(b2, count, cd)
             if nesterov:
@@ -97,7 +100,7 @@ def scale_by_adam(
             eps_c = _numerics.cast_like(eps, m_hat)
             eps_root_c = _numerics.cast_like(eps_root, m_hat)
             u = m_hat / (jnp.sqrt(v_new / bc2 + eps_root_c) + eps_c)
-            return u.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
+            return u.astype(g.dtype), m_out, v_out
 
         u, mu, nu = _tree.map_unzip(leaf, 3, updates, state.mu, state.nu)
         return u, ScaleByAdamState(count=count, mu=mu, nu=nu)

@@ -54,9 +54,10 @@ def trace(
         def leaf(g, v):
             cd = _numerics.compute_dtype(g.dtype)
             mu = _numerics.as_dtype(decay, cd)
-            v_new = mu * v.astype(cd) + g.astype(cd)
+            v_out = (mu * v.astype(cd) + g.astype(cd)).astype(v.dtype)
+            v_new = v_out.astype(cd)  # the stored (rounded) buffer: the step reads the new state
             u = g.astype(cd) + mu * v_new if nesterov else v_new
-            return u.astype(g.dtype), v_new.astype(v.dtype)
+            return u.astype(g.dtype), v_out
 
         u, v = _tree.map_unzip(leaf, 2, updates, state.trace)
         return u, TraceState(trace=v)
