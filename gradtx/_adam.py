@@ -87,14 +87,15 @@ def scale_by_adam(
             gw = g.astype(cd)
             # The direction is formed from the moments as stored (rounded to their dtype), so the
             # step reads the new state instead of recomputing it from the old, overwritten one.
-            m_new = (c1 * m.astype(cd) + (1 - c1) * gw).astype(m.dtype)
-            v_new = (c2 * v.astype(cd) + (1 - c2) * _numerics.abs_sq(gw)).astype(v.dtype)
+            d1, d2 = _numerics.one_minus(b1, cd), _numerics.one_minus(b2, cd)
+            m_new = (c1 * m.astype(cd) + d1 * gw).astype(m.dtype)
+            v_new = (c2 * v.astype(cd) + d2 * _numerics.abs_sq(gw)).astype(v.dtype)
             m_new, v_new, m_out, v_out = m_new.astype(cd), v_new.astype(cd), m_new, v_new
             bc1 = _tree.bias_correction(b1, count, cd)
             bc2 = _tree.bias_correction(b2, count, cd)
             if nesterov:
                 bc1_next = _tree.bias_correction(b1, _numerics.safe_increment(count), cd)
-                m_hat = c1 * m_new / bc1_next + (1 - c1) * gw / bc1
+                m_hat = c1 * m_new / bc1_next + d1 * gw / bc1
             else:
                 m_hat = m_new / bc1
             eps_c = _numerics.cast_like(eps, m_hat)

@@ -74,6 +74,13 @@ def in_unit_interval(fn: str, name: str, value: Any) -> None:
         _fail(fn, name, value, "in [0, 1)")
 
 
+def in_closed_unit_interval(fn: str, name: str, value: Any) -> None:
+    """Accepts `0 <= value <= 1` (interpolation weights such as `step_size`)."""
+    x = finite(fn, name, value)
+    if x is not None and not 0 <= x <= 1:
+        _fail(fn, name, value, "in [0, 1]")
+
+
 def non_negative_int(fn: str, name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
         _fail(fn, name, value, "an integer >= 0")
@@ -177,6 +184,18 @@ def require_params(fn: str, params: Any) -> None:
             f"{fn}: this transformation needs the current parameters. Call "
             f"`update(updates, state, params)`, passing `params` as the third argument."
         )
+
+
+def require_value(fn: str, value: Any) -> None:
+    """Raises unless `value` (the loss passed as `update(..., value=loss)`) is a scalar."""
+    if value is None:
+        raise ValueError(
+            f"{fn}: this transformation needs the loss value. Call "
+            f"`update(updates, state, params, value=loss)` (through `chain` too)."
+        )
+    shape = jnp.shape(value)
+    if shape != ():
+        raise ValueError(f"{fn}: `value` must be the scalar loss, got an array of shape {shape}.")
 
 
 def floating_leaves(fn: str, name: str, tree: Any) -> None:

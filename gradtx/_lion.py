@@ -64,14 +64,14 @@ def scale_by_lion(
             cd = _numerics.compute_dtype(g.dtype)
             c1, c2 = _numerics.as_dtype(b1, cd), _numerics.as_dtype(b2, cd)
             gw, mw = g.astype(cd), m.astype(cd)
-            m_out = (c2 * mw + (1 - c2) * gw).astype(m.dtype)
+            m_out = (c2 * mw + _numerics.one_minus(b2, cd) * gw).astype(m.dtype)
             m_new = m_out.astype(cd)  # the stored (rounded) momentum, see below
             if from_new_momentum:
                 # sign(c_t) = sign(b1 * m_t + (b2 - b1) * g_t) since c_t = that / b2: reading
                 # only the new momentum lets XLA update `mu` in place without copying it first.
-                direction = jnp.sign(c1 * m_new + (c2 - c1) * gw)
+                direction = jnp.sign(c1 * m_new + _numerics.as_dtype(b2 - b1, cd) * gw)
             else:
-                direction = jnp.sign(c1 * mw + (1 - c1) * gw)
+                direction = jnp.sign(c1 * mw + _numerics.one_minus(b1, cd) * gw)
             return direction.astype(g.dtype), m_out
 
         u, mu = _tree.map_unzip(leaf, 2, updates, state.mu)

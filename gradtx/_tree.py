@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import chex
@@ -17,14 +18,17 @@ def zeros_like(tree: Any, dtype: Any = None) -> Any:
 
 
 def bias_correction(decay: chex.Numeric, count: chex.Array, dtype: Any) -> chex.Array:
-    """`1 - decay**count` as a scalar of `dtype`, computed in float32 or wider.
+    """`1 - decay**count` as a scalar of `dtype`'s compute dtype (float32 or wider).
 
-    Computing the power in the leaf's low-precision dtype would lose most of its digits
-    (`0.999` is `0.998` in bfloat16), so the scalar is formed in the compute dtype.
+    For a plain-number `decay` it is evaluated as `-expm1(count * log(decay))` with the log
+    taken in float64 on the host: rounding `0.999` to float32 first and raising it to a power
+    would make `1 - 0.999**t` 1.3e-5 too small (relative) at every step.
     """
     cdtype = _numerics.compute_dtype(dtype)
-    decay = jnp.asarray(decay).astype(cdtype)
-    return 1 - decay ** count.astype(cdtype)
+    t = count.astype(cdtype)
+    if isinstance(decay, int | float) and 0 < decay < 1:
+        return -jnp.expm1(t * jnp.asarray(math.log(decay), cdtype))
+    return 1 - jnp.asarray(decay).astype(cdtype) ** t
 
 
 def sum_of_squares(tree: Any) -> chex.Array:
@@ -60,3 +64,22 @@ def map_unzip(fn, num_outputs: int, tree: Any, *rest: Any) -> tuple[Any, ...]:
     if not results:
         return tuple(treedef.unflatten([]) for _ in range(num_outputs))
     return tuple(treedef.unflatten([r[i] for r in results]) for i in range(num_outputs))
+
+
+def vdot(a: Any, b: Any) -> chex.Array:
+    """Sum over leaves of `sum(a * b)` for real trees of equal structure, as a scalar.
+
+    Accumulated in float32 for float32 and low-precision leaves, in float64 if any leaf is.
+    """
+    leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
+    acc = scalar_dtype((a, b))
+    terms = [
+        jnp.sum(x.astype(acc) * y.astype(acc)) for x, y in zip(leaves_a, leaves_b, strict=True)
+    ]
+    return jnp.sum(jnp.stack(terms)) if terms else jnp.zeros([], acc)
+
+
+def scalar_dtype(tree: Any) -> jnp.dtype:
+    """The dtype of tree-wide scalars (norms, step sizes): float32, or float64 if a leaf is."""
+    dtypes = [_numerics.compute_dtype(_numerics.real_dtype(x.dtype)) for x in jax.tree.leaves(tree)]
+    return jnp.dtype(jnp.float64) if jnp.dtype(jnp.float64) in dtypes else jnp.dtype(jnp.float32)

@@ -25,6 +25,19 @@ REGISTRY = {
     "adamw": lambda: gradtx.adamw(1e-2, weight_decay=0.1),
     "adamw_bf16_mu": lambda: gradtx.adamw(1e-2, mu_dtype=jnp.bfloat16),
     "lion": lambda: gradtx.lion(SCHEDULE),
+    "adabelief": lambda: gradtx.adabelief(SCHEDULE, nesterov=True),
+    "yogi": lambda: gradtx.yogi(1e-2),
+    "adan": lambda: gradtx.adan(SCHEDULE, weight_decay=0.1),
+    "sm3": lambda: gradtx.sm3(SCHEDULE),
+    "sm3_no_momentum": lambda: gradtx.sm3(0.1, momentum=None),
+    "adafactor": lambda: gradtx.adafactor(min_dim_size_to_factor=3, weight_decay_rate=1e-3),
+    "adafactor_momentum": lambda: gradtx.adafactor(SCHEDULE, momentum=0.9, factored=False),
+    "lamb": lambda: gradtx.lamb(SCHEDULE, weight_decay=0.1),
+    "lars": lambda: gradtx.lars(0.1, weight_decay=1e-4, nesterov=True),
+    "novograd": lambda: gradtx.novograd(1e-2, weight_decay=1e-3),
+    "fromage": lambda: gradtx.fromage(SCHEDULE),
+    "muon": lambda: gradtx.muon(SCHEDULE, weight_decay=0.1, adam_learning_rate=1e-3),
+    "lbfgs_fixed_step": lambda: gradtx.lbfgs(0.1, memory_size=3, linesearch=None),
     "clip_adamw_schedule": lambda: gradtx.chain(
         gradtx.clip_by_global_norm(1.0), gradtx.adamw(SCHEDULE, weight_decay=0.01)
     ),
@@ -34,6 +47,58 @@ REGISTRY = {
     ),
     "named_chain": lambda: gradtx.named_chain(
         ("clip", gradtx.clip_by_global_norm(1.0)), ("opt", gradtx.lion(1e-3))
+    ),
+    "partition": lambda: gradtx.partition(
+        {"adam": gradtx.adam(1e-2), "sgd": gradtx.sgd(0.1, momentum=0.9)},
+        gradtx.labels_by_path(lambda path, p: "adam" if p.ndim > 1 else "sgd"),
+    ),
+    "masked": lambda: gradtx.masked(gradtx.adamw(SCHEDULE), {"dense": True, "stack": False}),
+    "freeze": lambda: gradtx.chain(
+        gradtx.adam(1e-2), gradtx.freeze({"dense": False, "stack": True})
+    ),
+    "multi_steps": lambda: gradtx.multi_steps(gradtx.adamw(SCHEDULE, weight_decay=0.1), 2),
+    "apply_if_finite": lambda: gradtx.apply_if_finite(gradtx.adam(1e-2), 2),
+    "zero_nans_sgd": lambda: gradtx.chain(gradtx.zero_nans(), gradtx.sgd(0.1)),
+    "inject_adamw": lambda: gradtx.inject_hyperparams(gradtx.adamw)(SCHEDULE, weight_decay=0.01),
+    "agc_sgd": lambda: gradtx.chain(gradtx.adaptive_grad_clip(0.1), gradtx.sgd(0.1)),
+    "centralize_adam": lambda: gradtx.chain(gradtx.centralize(), gradtx.adam(1e-3)),
+    "block_rms_sgd": lambda: gradtx.chain(gradtx.clip_by_block_rms(1.0), gradtx.sgd(0.1)),
+    "normalize_sgd": lambda: gradtx.chain(gradtx.normalize_by_update_norm(), gradtx.sgd(0.1)),
+    "noise_sgd": lambda: gradtx.chain(gradtx.add_noise(0.01, 0.55, 0), gradtx.sgd(0.1)),
+    "ema": lambda: gradtx.ema(0.9),
+    "adagrad": lambda: gradtx.adagrad(SCHEDULE),
+    "rmsprop": lambda: gradtx.rmsprop(1e-2, eps_in_sqrt=True),
+    "rmsprop_nesterov": lambda: gradtx.rmsprop(1e-2, centered=True, momentum=0.9, nesterov=True),
+    "adadelta": lambda: gradtx.adadelta(weight_decay=1e-3),
+    "adamax": lambda: gradtx.adamax(SCHEDULE),
+    "amsgrad": lambda: gradtx.amsgrad(1e-2, mu_dtype=jnp.bfloat16),
+    "amsgrad_torch_form": lambda: gradtx.amsgrad(SCHEDULE, correct_after_max=True),
+    "nadam": lambda: gradtx.nadam(SCHEDULE),
+    "nadamw": lambda: gradtx.nadamw(1e-2, weight_decay=0.1),
+    "radam": lambda: gradtx.radam(SCHEDULE, b2=0.9, nesterov=True),
+    "rprop": lambda: gradtx.rprop(1e-2),
+    "sign_sgd": lambda: gradtx.sign_sgd(SCHEDULE),
+    "signum": lambda: gradtx.signum(1e-2, accumulator_dtype=jnp.bfloat16),
+    "noisy_sgd": lambda: gradtx.noisy_sgd(SCHEDULE, seed=1),
+    "nested_wrappers": lambda: gradtx.partition(
+        {
+            "w": gradtx.masked(gradtx.multi_steps(gradtx.adam(1e-2), 2), True),
+            "b": gradtx.lion(1e-3),
+        },
+        {"dense": "w", "stack": "b"},
+    ),
+    "prodigy": lambda: gradtx.prodigy(SCHEDULE, weight_decay=0.1),
+    "dadapt_adamw": lambda: gradtx.dadapt_adamw(weight_decay=0.1),
+    "dadapt_sgd": lambda: gradtx.dadapt_sgd(SCHEDULE, momentum=0.9),
+    "schedule_free_sgd": lambda: gradtx.schedule_free_sgd(0.1, warmup_steps=2, weight_decay=0.1),
+    "schedule_free_adamw": lambda: gradtx.schedule_free_adamw(1e-2, warmup_steps=2),
+    "schedule_free_f32_z": lambda: gradtx.schedule_free(
+        gradtx.adam(SCHEDULE, b1=0.0), SCHEDULE, state_dtype=jnp.float32
+    ),
+    "optimistic_gd": lambda: gradtx.optimistic_gradient_descent(SCHEDULE, alpha=0.5),
+    "apply_every": lambda: gradtx.chain(gradtx.adam(1e-2), gradtx.apply_every(2)),
+    "conditionally_transform": lambda: gradtx.conditionally_transform(
+        gradtx.adam(1e-2), lambda step: step % 2 == 0
     ),
 }
 

@@ -141,3 +141,13 @@ def test_mu_dtype_sets_moment_dtype(name):
     assert updates["w"].dtype == jnp.float32
     new_first = new_state[1] if name == "adam" else new_state[0]
     assert new_first["w"].dtype == jnp.bfloat16
+
+
+@pytest.mark.parametrize("decay", [0.9, 0.999, 0.9999])
+def test_bias_correction_is_accurate_in_float32(decay):
+    from gradtx import _tree
+
+    steps = jnp.array([1, 2, 10, 1000, 100_000], jnp.int32)
+    got = np.asarray(_tree.bias_correction(decay, steps, jnp.float32), np.float64)
+    want = -np.expm1(np.asarray(steps, np.float64) * np.log(decay))  # float64 truth
+    np.testing.assert_allclose(got, want, rtol=3e-7)
