@@ -309,6 +309,7 @@ def run(quick: bool) -> str:
             state_elems = {"AdamW": 2, "Lion": 1, "SGD momentum 0.9": 1}.get(case.name, 2)
             budget = (2 + state_elems) * n_params * itemsize + largest
             results: dict[str, Result | None] = {}
+            first_line = len(lines)
             for impl in impls:
                 gc.collect()
                 try:
@@ -363,7 +364,7 @@ def run(quick: bool) -> str:
                 f"{fmt_ratio(results['gradtx.foreach'], results['optax'])} | "
                 f"{fmt_ratio(best, results['torch'])} | {floor * 1e3:.2f} |"
             )
-            print("\n".join(lines[-len(impls) :]), flush=True)
+            print("\n".join(lines[first_line:]), flush=True)
         lines.append("\nStep-time ratios (lower is better for gradtx):\n")
         lines.append(
             "| optimizer | gradtx / optax | gradtx.foreach / optax | best gradtx / torch "

@@ -54,6 +54,7 @@ OPTIMIZERS = {
     "schedule_free_sgd": lambda: gradtx.schedule_free_sgd(),
     "schedule_free_adamw": lambda: gradtx.schedule_free_adamw(),
     "muon": lambda: gradtx.muon(LR),
+    "shampoo": lambda: gradtx.shampoo(LR),
     "lbfgs": lambda: gradtx.lbfgs(),
     "optimistic_gradient_descent": lambda: gradtx.optimistic_gradient_descent(LR),
 }

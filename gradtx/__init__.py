@@ -151,6 +151,9 @@ from ._schedules import warmup_cosine_decay_schedule as warmup_cosine_decay_sche
 from ._sgd import TraceState as TraceState
 from ._sgd import sgd as sgd
 from ._sgd import trace as trace
+from ._shampoo import ScaleByShampooState as ScaleByShampooState
+from ._shampoo import scale_by_shampoo as scale_by_shampoo
+from ._shampoo import shampoo as shampoo
 from ._sign import ScaleByRpropState as ScaleByRpropState
 from ._sign import noisy_sgd as noisy_sgd
 from ._sign import rprop as rprop
@@ -213,6 +216,7 @@ __all__ = [
     "ScaleByRssState",
     "ScaleBySM3State",
     "ScaleByScheduleState",
+    "ScaleByShampooState",
     "ScaleByStddevState",
     "ScaleByYogiState",
     "ScaleByZoomLinesearchState",
@@ -310,6 +314,7 @@ __all__ = [
     "scale_by_rprop",
     "scale_by_rss",
     "scale_by_schedule",
+    "scale_by_shampoo",
     "scale_by_sign",
     "scale_by_sm3",
     "scale_by_stddev",
@@ -322,6 +327,7 @@ __all__ = [
     "schedule_free_sgd",
     "set_to_zero",
     "sgd",
+    "shampoo",
     "sign_sgd",
     "signum",
     "skip_large_updates",

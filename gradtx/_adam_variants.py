@@ -98,8 +98,8 @@ def scale_by_amsgrad(
             cd = _numerics.compute_dtype(g.dtype)
             c1, c2 = _numerics.as_dtype(b1, cd), _numerics.as_dtype(b2, cd)
             gw = g.astype(cd)
-            m_new = c1 * m.astype(cd) + (1 - c1) * gw
-            v_new = c2 * v.astype(cd) + (1 - c2) * _numerics.abs_sq(gw)
+            m_new = c1 * m.astype(cd) + _numerics.one_minus(b1, cd) * gw
+            v_new = c2 * v.astype(cd) + _numerics.one_minus(b2, cd) * _numerics.abs_sq(gw)
             bc2 = _tree.bias_correction(b2, count, cd)
             if bias_correction_nu and not correct_after_max:
                 v_max_new = jnp.maximum(v_max.astype(cd), v_new / bc2)
@@ -341,12 +341,12 @@ def scale_by_radam(
             cd = _numerics.compute_dtype(g.dtype)
             c1, c2 = _numerics.as_dtype(b1, cd), _numerics.as_dtype(b2, cd)
             gw = g.astype(cd)
-            m_new = c1 * m.astype(cd) + (1 - c1) * gw
-            v_new = c2 * v.astype(cd) + (1 - c2) * _numerics.abs_sq(gw)
+            m_new = c1 * m.astype(cd) + _numerics.one_minus(b1, cd) * gw
+            v_new = c2 * v.astype(cd) + _numerics.one_minus(b2, cd) * _numerics.abs_sq(gw)
             bc1 = _tree.bias_correction(b1, count, cd)
             if nesterov:
                 bc1_next = _tree.bias_correction(b1, _numerics.safe_increment(count), cd)
-                m_hat = c1 * m_new / bc1_next + (1 - c1) * gw / bc1
+                m_hat = c1 * m_new / bc1_next + _numerics.one_minus(b1, cd) * gw / bc1
             else:
                 m_hat = m_new / bc1
             v_hat = v_new / _tree.bias_correction(b2, count, cd)

@@ -80,16 +80,16 @@ def scale_by_belief(
             cd = _numerics.compute_dtype(g.dtype)
             c1, c2 = _numerics.as_dtype(b1, cd), _numerics.as_dtype(b2, cd)
             gw = g.astype(cd)
-            m_new = c1 * m.astype(cd) + (1 - c1) * gw
+            m_new = c1 * m.astype(cd) + _numerics.one_minus(b1, cd) * gw
             s_new = (
                 c2 * s.astype(cd)
-                + (1 - c2) * _numerics.abs_sq(gw - m_new)
+                + _numerics.one_minus(b2, cd) * _numerics.abs_sq(gw - m_new)
                 + _numerics.as_dtype(eps_root, cd)
             )
             bc1 = _tree.bias_correction(b1, count, cd)
             if nesterov:
                 bc1_next = _tree.bias_correction(b1, _numerics.safe_increment(count), cd)
-                m_hat = c1 * m_new / bc1_next + (1 - c1) * gw / bc1
+                m_hat = c1 * m_new / bc1_next + _numerics.one_minus(b1, cd) * gw / bc1
             else:
                 m_hat = m_new / bc1
             s_hat = s_new / _tree.bias_correction(b2, count, cd)
@@ -195,12 +195,12 @@ def scale_by_yogi(
 
         def leaf(g, m, v):
             cd = _numerics.compute_dtype(g.dtype)
-            c1, c2 = _numerics.as_dtype(b1, cd), _numerics.as_dtype(b2, cd)
+            c1 = _numerics.as_dtype(b1, cd)
             gw = g.astype(cd)
             g2 = _numerics.abs_sq(gw)
             vw = v.astype(cd)
-            m_new = c1 * m.astype(cd) + (1 - c1) * gw
-            v_new = vw - (1 - c2) * jnp.sign(vw - g2) * g2
+            m_new = c1 * m.astype(cd) + _numerics.one_minus(b1, cd) * gw
+            v_new = vw - _numerics.one_minus(b2, cd) * jnp.sign(vw - g2) * g2
             m_hat = m_new / _tree.bias_correction(b1, count, cd)
             v_hat = v_new / _tree.bias_correction(b2, count, cd)
             u = m_hat / (
@@ -304,9 +304,11 @@ def scale_by_adan(
             c1, c2, c3 = (_numerics.as_dtype(b, cd) for b in (b1, b2, b3))
             gw = g.astype(cd)
             diff = jnp.where(first, jnp.zeros_like(gw), gw - g_prev.astype(cd))
-            m_new = c1 * m.astype(cd) + (1 - c1) * gw
-            v_new = c2 * v.astype(cd) + (1 - c2) * diff
-            n_new = c3 * n.astype(cd) + (1 - c3) * _numerics.abs_sq(gw + c2 * diff)
+            m_new = c1 * m.astype(cd) + _numerics.one_minus(b1, cd) * gw
+            v_new = c2 * v.astype(cd) + _numerics.one_minus(b2, cd) * diff
+            n_new = c3 * n.astype(cd) + _numerics.one_minus(b3, cd) * _numerics.abs_sq(
+                gw + c2 * diff
+            )
             direction = m_new / _tree.bias_correction(b1, count, cd) + c2 * (
                 v_new / _tree.bias_correction(b2, count, cd)
             )

@@ -370,7 +370,7 @@ def _sm3_leaf(g, acc, m, b1, b2, eps):
     if m is None:
         return s.astype(g.dtype), new_acc, None
     c1 = _numerics.as_dtype(b1, cd)
-    m_new = c1 * m.astype(cd) + (1 - c1) * s
+    m_new = c1 * m.astype(cd) + _numerics.one_minus(b1, cd) * s
     return m_new.astype(g.dtype), new_acc, m_new.astype(m.dtype)
 
 

@@ -306,7 +306,7 @@ def scale_by_novograd(
             c1, c2 = _numerics.as_dtype(b1, cd), _numerics.as_dtype(b2, rd)
             gw = g.astype(cd)
             g_sq = jnp.sum(_numerics.abs_sq(gw))
-            v_new = jnp.where(first, g_sq, c2 * v.astype(rd) + (1 - c2) * g_sq)
+            v_new = jnp.where(first, g_sq, c2 * v.astype(rd) + _numerics.one_minus(b2, rd) * g_sq)
             denom = jnp.sqrt(v_new + _numerics.as_dtype(eps_root, rd)) + _numerics.as_dtype(eps, rd)
             step = gw / denom
             if p is not None:

@@ -880,3 +880,51 @@ def apply_every(grads, k):
         acc = _f64(g) if t % k == 0 else acc + _f64(g)
         out.append(acc if t % k == k - 1 else 0.0 * acc)
     return out
+
+
+# ---- Shampoo ------------------------------------------------------------------------------------
+
+
+def _sym_power(a, power, floor):
+    """`a^power` of a symmetric matrix, eigenvalues clamped below at `floor`."""
+    w, v = np.linalg.eigh(_f64(a))
+    return (v * np.maximum(w, floor) ** power) @ v.T
+
+
+def shampoo(
+    theta,
+    grads,
+    learning_rate,
+    b1=0.9,
+    b2=1.0,
+    eps=1e-6,
+    max_preconditioner_dim=1024,
+    preconditioning_compute_steps=1,
+):
+    """Gupta, Koren and Singer (2018), Algorithm 1 (matrices: L^-1/4 G R^-1/4), with heavy-ball
+    momentum m_t = b1 m_{t-1} + P_t and statistics b2 S + w X (w = 1 if b2 == 1 else 1 - b2).
+    Other leaves: element-wise order-1 rule P = g / sqrt(H), H_0 = eps. Roots use eigenvalues
+    clamped at eps and are recomputed at steps 1, 1 + k, ...
+    """
+    theta, m, out = _f64(theta), 0.0, []
+    w = 1.0 if b2 == 1.0 else 1.0 - b2
+    matrix = theta.ndim == 2 and max(theta.shape) <= max_preconditioner_dim
+    if matrix:
+        left, right = eps * np.eye(theta.shape[0]), eps * np.eye(theta.shape[1])
+    else:
+        h = np.full(theta.shape, eps)
+    for i, g in enumerate(grads):
+        g = _f64(g)
+        if matrix:
+            left = b2 * left + w * g @ g.T
+            right = b2 * right + w * g.T @ g
+            if i % preconditioning_compute_steps == 0:
+                lr_root = _sym_power(left, -0.25, eps), _sym_power(right, -0.25, eps)
+            p = lr_root[0] @ g @ lr_root[1]
+        else:
+            h = b2 * h + w * g * g
+            p = g / np.sqrt(h)
+        m = b1 * m + p
+        theta = theta - lr_at(learning_rate, i) * m
+        out.append(theta)
+    return out

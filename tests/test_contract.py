@@ -38,6 +38,7 @@ REGISTRY = {
     "fromage": lambda: gradtx.fromage(SCHEDULE),
     "muon": lambda: gradtx.muon(SCHEDULE, weight_decay=0.1, adam_learning_rate=1e-3),
     "lbfgs_fixed_step": lambda: gradtx.lbfgs(0.1, memory_size=3, linesearch=None),
+    "shampoo": lambda: gradtx.shampoo(SCHEDULE, preconditioning_compute_steps=2),
     "clip_adamw_schedule": lambda: gradtx.chain(
         gradtx.clip_by_global_norm(1.0), gradtx.adamw(SCHEDULE, weight_decay=0.01)
     ),

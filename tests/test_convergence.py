@@ -184,6 +184,8 @@ CASES = [
     ("optimistic_gd", lambda n: gradtx.optimistic_gradient_descent(0.05), "quadratic", 1000, 1e-6),
     # ---- Muon (on the 2-D weight; the bias goes to AdamW) ----
     ("muon", lambda n: gradtx.muon(cosine(0.1)(n)), "least_squares", 500, 1e-6),
+    # ---- Shampoo (Kronecker-factored on the weight, diagonal on the bias) ----
+    ("shampoo", lambda n: gradtx.shampoo(0.3), "least_squares", 200, 1e-6),
 ]
 
 
