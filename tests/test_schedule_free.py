@@ -59,7 +59,9 @@ def test_schedule_free_adamw_matches_paper(kwargs):
     grads = random_grads(2, steps=12)
     ys, xs, _ = run(gradtx.schedule_free_adamw(**kwargs), grads)
     want_ys, want_xs = reference.schedule_free_adamw(THETA0, grads, **kwargs)
-    assert_trajectories_close(ys, want_ys)
+    # y and x mix O(1) iterates (y = (1 - b1) z + b1 x) into values that can be near 0, so
+    # their float32 round-off is absolute, a few 1e-7 of the iterates per step.
+    assert_trajectories_close(ys, want_ys, rtol=1e-5, atol=5e-6)
     assert_trajectories_close(xs, want_xs, rtol=1e-5, atol=5e-6)
 
 
