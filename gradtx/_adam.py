@@ -69,7 +69,7 @@ def scale_by_adam(
     mu_dtype = _checks.float_dtype(fn, "mu_dtype", mu_dtype)
 
     def init_fn(params):
-        _checks.floating_leaves(fn, "params", params)
+        _checks.real_floating_leaves(fn, "params", params)
         return ScaleByAdamState(
             count=_numerics.zero_count(),
             mu=_tree.zeros_like(params, mu_dtype),

@@ -36,7 +36,7 @@ def _fail(fn: str, name: str, value: Any, requirement: str) -> None:
 
 def number(fn: str, name: str, value: Any) -> None:
     """Rejects booleans, strings and non-scalar arrays where a number or schedule is expected."""
-    if isinstance(value, bool | str) or value is None:
+    if isinstance(value, bool | np.bool_ | str) or value is None:
         raise TypeError(
             f"{fn}: `{name}` must be a number, an array scalar or a schedule, got {value!r}."
         )
@@ -207,6 +207,18 @@ def floating_leaves(fn: str, name: str, tree: Any) -> None:
                 f"{fn}: {name}{jax.tree_util.keystr(path)} has dtype {dtype}; optimizers need "
                 f"floating-point leaves. Keep integer leaves out of the optimized tree (e.g. with "
                 f"`gradtx.partition` or by splitting the params)."
+            )
+
+
+def real_floating_leaves(fn: str, name: str, tree: Any) -> None:
+    """Like `floating_leaves`, and also rejects complex leaves."""
+    floating_leaves(fn, name, tree)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if jnp.issubdtype(leaf.dtype, jnp.complexfloating):
+            raise TypeError(
+                f"{fn}: {name}{jax.tree_util.keystr(path)} has dtype {leaf.dtype}; complex "
+                f"parameters are not supported. Optimize the real and imaginary parts as two "
+                f"real leaves."
             )
 
 

@@ -53,7 +53,7 @@ def scale_by_lion(
     from_new_momentum = isinstance(b2, int | float) and b2 > 0
 
     def init_fn(params):
-        _checks.floating_leaves(fn, "params", params)
+        _checks.real_floating_leaves(fn, "params", params)
         return ScaleByLionState(mu=_tree.zeros_like(params, mu_dtype))
 
     def update_fn(updates, state, params=None):

@@ -53,6 +53,14 @@ def wider(a, b) -> jnp.dtype:
     a, b = jnp.dtype(a), jnp.dtype(b)
     if a == b:
         return a
+    if jnp.issubdtype(a, jnp.complexfloating) or jnp.issubdtype(b, jnp.complexfloating):
+        # Complex with anything: complex, with the wider of the two real parts.
+        real = wider(real_dtype(a), real_dtype(b))
+        return (
+            jnp.dtype(jnp.complex128)
+            if real == jnp.dtype(jnp.float64)
+            else jnp.dtype(jnp.complex64)
+        )
     bits_a, bits_b = jnp.finfo(a).bits, jnp.finfo(b).bits
     if bits_a == bits_b:  # bfloat16 and float16: neither holds the other
         return jnp.dtype(jnp.float32)

@@ -42,7 +42,7 @@ def trace(
     accumulator_dtype = _checks.float_dtype(fn, "accumulator_dtype", accumulator_dtype)
 
     def init_fn(params):
-        _checks.floating_leaves(fn, "params", params)
+        _checks.real_floating_leaves(fn, "params", params)
         return TraceState(trace=_tree.zeros_like(params, accumulator_dtype))
 
     def update_fn(updates, state, params=None):

@@ -124,3 +124,25 @@ def test_traced_hyperparameters_are_accepted():
         return tx.update(g, tx.init(g))[0]
 
     np.testing.assert_allclose(step(jnp.float32(0.5), {"w": jnp.ones(2)})["w"], -0.5)
+
+
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        ("scale_by_adam", lambda: gradtx.adam(1e-3)),
+        ("trace", lambda: gradtx.sgd(0.1, momentum=0.9)),
+        ("scale_by_lion", lambda: gradtx.lion(1e-4)),
+    ],
+)
+def test_complex_params_are_rejected_with_a_clear_error(name, make):
+    with pytest.raises(TypeError) as info:
+        make().init({"z": jnp.zeros(2, jnp.complex64)})
+    assert str(info.value) == (
+        f"{name}: params['z'] has dtype complex64; complex parameters are not supported. "
+        "Optimize the real and imaginary parts as two real leaves."
+    )
+
+
+def test_numpy_bool_is_not_a_learning_rate():
+    with pytest.raises(TypeError, match=r"`learning_rate` must be a number"):
+        gradtx.sgd(np.True_)

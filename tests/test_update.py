@@ -58,3 +58,10 @@ def test_structure_mismatch_names_the_missing_leaf():
         "params['dense']['b'] has no counterpart in `updates`. The updates must come from "
         "gradients of these parameters."
     )
+
+
+def test_complex_params_keep_their_imaginary_part():
+    # Regression: complex64 + float32 used to be formed in float32, dropping the imaginary part.
+    out = gradtx.apply_updates(jnp.array([1 + 1j], jnp.complex64), jnp.array([0.5], jnp.float32))
+    assert out.dtype == jnp.complex64
+    np.testing.assert_array_equal(out, [1.5 + 1j])
