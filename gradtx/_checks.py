@@ -40,6 +40,11 @@ def number(fn: str, name: str, value: Any) -> None:
         raise TypeError(
             f"{fn}: `{name}` must be a number, an array scalar or a schedule, got {value!r}."
         )
+    if isinstance(value, type) or (callable(value) and hasattr(value, "dtype")):
+        raise TypeError(
+            f"{fn}: `{name}` is the type {getattr(value, '__name__', value)}, not a value; "
+            f"give a number such as `{getattr(value, '__name__', 'float')}(1e-3)`."
+        )
     if callable(value) or isinstance(value, jax.core.Tracer):
         return
     shape = np.shape(value)

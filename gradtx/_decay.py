@@ -11,6 +11,7 @@ import numpy as np
 
 from . import _checks, _numerics
 from ._base import EmptyState, GradientTransformation, Params
+from ._foreach import reject_packed
 
 MaskOrFn = Any | Callable[[Params], Any] | None
 
@@ -19,6 +20,7 @@ def resolve_mask(fn: str, mask: MaskOrFn, params: Params) -> Any:
     """The boolean pytree `mask` (or `mask(params)`), checked against `params`' structure."""
     if mask is None:
         return jax.tree.map(lambda _: True, params)
+    reject_packed(fn, params)
     tree = mask(params) if callable(mask) else mask
     _checks.trees_match(
         fn,

@@ -37,6 +37,16 @@ class Packed(NamedTuple):
     leaves: tuple[Any, ...]
 
 
+def reject_packed(fn: str, tree: Any) -> None:
+    """Raises if `tree` is a `Packed` tree: masks and labels cannot see leaves inside `foreach`."""
+    if isinstance(tree, Packed):
+        raise TypeError(
+            f"{fn}: inside `foreach` the parameters are packed into flat buffers, so a mask or "
+            f"labels cannot select leaves there. Put `{fn}` (or the masked weight decay) outside "
+            f"`foreach`, e.g. `partition({{...: foreach(chain(...))}}, labels)`."
+        )
+
+
 class _Layout(NamedTuple):
     treedef: Any
     shapes: tuple[tuple[int, ...], ...]
@@ -105,7 +115,8 @@ def foreach(
     has many small leaves: per-step overhead and compile time then no longer grow with the
     number of leaves. Transformations that depend on a leaf's shape or path (a weight-decay mask
     given as a tree, factored or matrix-shaped optimizers) belong outside `foreach`, or inside
-    it only for leaves above `max_leaf_size`.
+    it only for leaves above `max_leaf_size`: they would see flat buffers, not the parameters'
+    shapes. Masks, labels, `masked` and `partition` raise a `TypeError` inside `foreach`.
 
     Args:
         inner: the transformation to run on the packed tree.

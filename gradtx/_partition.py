@@ -21,6 +21,7 @@ import numpy as np
 
 from . import _checks
 from ._base import EmptyState, GradientTransformation, GradientTransformationExtraArgs, Params
+from ._foreach import reject_packed
 
 KeyPath = tuple[Any, ...]
 
@@ -194,6 +195,7 @@ def _masked(fn, inner, mask, mask_fn) -> GradientTransformationExtraArgs:
         raise TypeError(f"{fn}: `mask_fn` must be a function of the params, got {mask_fn!r}.")
 
     def resolve(tree):
+        reject_packed(fn, tree)
         return mask if mask_fn is None else mask_fn(tree)
 
     def init_fn(params):
@@ -370,6 +372,7 @@ def partition(
         return {g: jax.tree.map(lambda label, g=g: label == g, labels) for g in groups}
 
     def init_fn(params):
+        reject_packed(fn, params)
         masks = resolve(params)
         return PartitionState(
             inner_states={
@@ -384,6 +387,7 @@ def partition(
                 f"with labels {', '.join(sorted(map(repr, groups)))}). Call `init` on this "
                 f"optimizer."
             )
+        reject_packed(fn, updates)
         masks = resolve(updates if params is None else params)
         new_states = {}
         for g in groups:

@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import chex
 import jax
+import jax.numpy as jnp
 
 from . import _checks, _numerics
 from ._base import EmptyState, GradientTransformation, ScalarOrSchedule, Schedule
@@ -70,6 +71,11 @@ def scale_by_schedule(step_size_fn: Schedule) -> GradientTransformation:
     def update_fn(updates, state, params=None):
         del params
         factor = step_size_fn(state.count)
+        if jnp.shape(factor) != () or not jnp.issubdtype(jnp.result_type(factor), jnp.number):
+            raise TypeError(
+                f"scale_by_schedule: the schedule must return a real scalar for the step count, "
+                f"got {jnp.result_type(factor)} of shape {jnp.shape(factor)}."
+            )
         return scale_tree(updates, factor), ScaleByScheduleState(
             count=_numerics.safe_increment(state.count)
         )

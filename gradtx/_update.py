@@ -33,4 +33,6 @@ def apply_updates(params: Params, updates: Updates) -> Params:
         updates,
         hint="The updates must come from gradients of these parameters.",
     )
+    _checks.floating_leaves("apply_updates", "params", params)
+    _checks.floating_leaves("apply_updates", "updates", updates)
     return jax.tree.map(_add, params, updates, is_leaf=lambda x: x is None)

@@ -146,3 +146,30 @@ def test_complex_params_are_rejected_with_a_clear_error(name, make):
 def test_numpy_bool_is_not_a_learning_rate():
     with pytest.raises(TypeError, match=r"`learning_rate` must be a number"):
         gradtx.sgd(np.True_)
+
+
+def test_a_dtype_is_not_a_learning_rate():
+    # Regression: `adam(jnp.float32)` was taken for a schedule, so lr = step count.
+    with pytest.raises(TypeError) as info:
+        gradtx.adam(jnp.float32)
+    assert str(info.value) == (
+        "scale_by_learning_rate: `learning_rate` is the type float32, not a value; give a "
+        "number such as `float32(1e-3)`."
+    )
+
+
+def test_schedule_must_return_a_scalar():
+    tx = gradtx.adam(lambda count: jnp.array([1.0, 2.0]))
+    params = {"w": jnp.zeros((2, 3))}
+    with pytest.raises(TypeError) as info:
+        tx.update(params, tx.init(params))
+    assert str(info.value) == (
+        "scale_by_schedule: the schedule must return a real scalar for the step count, got "
+        "float32 of shape (2,)."
+    )
+
+
+def test_apply_updates_names_an_integer_leaf():
+    with pytest.raises(TypeError) as info:
+        gradtx.apply_updates({"w": jnp.ones(3, jnp.int32)}, {"w": jnp.ones(3, jnp.int32)})
+    assert str(info.value).startswith("apply_updates: params['w'] has dtype int32;")

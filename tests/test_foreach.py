@@ -103,3 +103,23 @@ def test_flatten_packs_every_leaf():
     params = mixed_params()
     state = gradtx.flatten(gradtx.scale_by_lion()).init(params)
     assert state.mu.leaves == ()
+
+
+@pytest.mark.parametrize(
+    ("name", "inner"),
+    [
+        ("add_decayed_weights", lambda: gradtx.adamw(1.0, mask=lambda p: {"w": True, "b": False})),
+        ("masked", lambda: gradtx.masked(gradtx.adam(1.0), {"w": True, "b": False})),
+        ("partition", lambda: gradtx.partition({"a": gradtx.adam(1.0)}, {"w": "a", "b": "a"})),
+    ],
+)
+def test_masks_inside_foreach_raise_instead_of_silently_selecting_buffers(name, inner):
+    # Regression: a mask function used to receive the packed buffers and select nothing.
+    params = {"w": jnp.ones((4, 4)), "b": jnp.ones(4)}
+    tx = gradtx.foreach(inner())
+    with pytest.raises(TypeError) as info:
+        tx.update(params, tx.init(params), params)
+    assert str(info.value).startswith(
+        f"{name}: inside `foreach` the parameters are packed into flat buffers, so a mask or "
+        "labels cannot select leaves there."
+    )
