@@ -96,10 +96,9 @@ def scale_by_amsgrad(
 
         def leaf(g, m, v, v_max):
             cd = _numerics.compute_dtype(g.dtype)
-            c1, c2 = _numerics.as_dtype(b1, cd), _numerics.as_dtype(b2, cd)
             gw = g.astype(cd)
-            m_new = c1 * m.astype(cd) + _numerics.one_minus(b1, cd) * gw
-            v_new = c2 * v.astype(cd) + _numerics.one_minus(b2, cd) * _numerics.abs_sq(gw)
+            m_new = _numerics.ema(b1, m, gw, cd)
+            v_new = _numerics.ema(b2, v, _numerics.abs_sq(gw), cd)
             bc2 = _tree.bias_correction(b2, count, cd)
             if bias_correction_nu and not correct_after_max:
                 v_max_new = jnp.maximum(v_max.astype(cd), v_new / bc2)
@@ -339,10 +338,10 @@ def scale_by_radam(
 
         def leaf(g, m, v):
             cd = _numerics.compute_dtype(g.dtype)
-            c1, c2 = _numerics.as_dtype(b1, cd), _numerics.as_dtype(b2, cd)
+            c1 = _numerics.as_dtype(b1, cd)
             gw = g.astype(cd)
-            m_new = c1 * m.astype(cd) + _numerics.one_minus(b1, cd) * gw
-            v_new = c2 * v.astype(cd) + _numerics.one_minus(b2, cd) * _numerics.abs_sq(gw)
+            m_new = _numerics.ema(b1, m, gw, cd)
+            v_new = _numerics.ema(b2, v, _numerics.abs_sq(gw), cd)
             bc1 = _tree.bias_correction(b1, count, cd)
             if nesterov:
                 bc1_next = _tree.bias_correction(b1, _numerics.safe_increment(count), cd)

@@ -252,9 +252,9 @@ def scale_by_adamax(
 
         def leaf(g, m, v):
             cd = _numerics.compute_dtype(g.dtype)
-            c1, c2 = _numerics.as_dtype(b1, cd), _numerics.as_dtype(b2, cd)
+            c2 = _numerics.as_dtype(b2, cd)
             gw = g.astype(cd)
-            m_new = c1 * m.astype(cd) + _numerics.one_minus(b1, cd) * gw
+            m_new = _numerics.ema(b1, m, gw, cd)
             v_new = jnp.maximum(c2 * v.astype(cd), jnp.abs(gw) + _numerics.as_dtype(eps, cd))
             u = m_new / (_tree.bias_correction(b1, count, cd) * v_new)
             return u.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)

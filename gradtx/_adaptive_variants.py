@@ -80,7 +80,7 @@ def scale_by_belief(
             cd = _numerics.compute_dtype(g.dtype)
             c1, c2 = _numerics.as_dtype(b1, cd), _numerics.as_dtype(b2, cd)
             gw = g.astype(cd)
-            m_new = c1 * m.astype(cd) + _numerics.one_minus(b1, cd) * gw
+            m_new = _numerics.ema(b1, m, gw, cd)
             s_new = (
                 c2 * s.astype(cd)
                 + _numerics.one_minus(b2, cd) * _numerics.abs_sq(gw - m_new)
@@ -195,11 +195,10 @@ def scale_by_yogi(
 
         def leaf(g, m, v):
             cd = _numerics.compute_dtype(g.dtype)
-            c1 = _numerics.as_dtype(b1, cd)
             gw = g.astype(cd)
             g2 = _numerics.abs_sq(gw)
             vw = v.astype(cd)
-            m_new = c1 * m.astype(cd) + _numerics.one_minus(b1, cd) * gw
+            m_new = _numerics.ema(b1, m, gw, cd)
             v_new = vw - _numerics.one_minus(b2, cd) * jnp.sign(vw - g2) * g2
             m_hat = m_new / _tree.bias_correction(b1, count, cd)
             v_hat = v_new / _tree.bias_correction(b2, count, cd)
@@ -301,14 +300,12 @@ def scale_by_adan(
 
         def leaf(g, m, v, n, g_prev):
             cd = _numerics.compute_dtype(g.dtype)
-            c1, c2, c3 = (_numerics.as_dtype(b, cd) for b in (b1, b2, b3))
+            c2 = _numerics.as_dtype(b2, cd)
             gw = g.astype(cd)
             diff = jnp.where(first, jnp.zeros_like(gw), gw - g_prev.astype(cd))
-            m_new = c1 * m.astype(cd) + _numerics.one_minus(b1, cd) * gw
-            v_new = c2 * v.astype(cd) + _numerics.one_minus(b2, cd) * diff
-            n_new = c3 * n.astype(cd) + _numerics.one_minus(b3, cd) * _numerics.abs_sq(
-                gw + c2 * diff
-            )
+            m_new = _numerics.ema(b1, m, gw, cd)
+            v_new = _numerics.ema(b2, v, diff, cd)
+            n_new = _numerics.ema(b3, n, _numerics.abs_sq(gw + c2 * diff), cd)
             direction = m_new / _tree.bias_correction(b1, count, cd) + c2 * (
                 v_new / _tree.bias_correction(b2, count, cd)
             )

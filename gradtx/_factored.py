@@ -369,8 +369,7 @@ def _sm3_leaf(g, acc, m, b1, b2, eps):
         new_acc = [jnp.max(nu, axis=others(i)).astype(a.dtype) for i, a in enumerate(acc)]
     if m is None:
         return s.astype(g.dtype), new_acc, None
-    c1 = _numerics.as_dtype(b1, cd)
-    m_new = c1 * m.astype(cd) + _numerics.one_minus(b1, cd) * s
+    m_new = _numerics.ema(b1, m, s, cd)
     return m_new.astype(g.dtype), new_acc, m_new.astype(m.dtype)
 
 

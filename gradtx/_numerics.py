@@ -93,6 +93,11 @@ def one_minus(value: chex.Numeric, dtype) -> chex.Array:
     return 1 - as_dtype(value, dtype)
 
 
+def ema(decay: chex.Numeric, old: chex.Array, new: chex.Array, dtype) -> chex.Array:
+    """`decay * old + (1 - decay) * new` in `dtype`, with `1 - decay` formed by `one_minus`."""
+    return as_dtype(decay, dtype) * old.astype(dtype) + one_minus(decay, dtype) * new
+
+
 def safe_sqrt(x: chex.Array) -> chex.Array:
     """`sqrt(x)` for `x >= 0` whose gradient is 0, not NaN, at `x == 0`; NaN stays NaN."""
     zero = x == 0

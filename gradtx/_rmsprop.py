@@ -68,9 +68,8 @@ def scale_by_rms(
 
         def leaf(g, v):
             cd = _numerics.compute_dtype(g.dtype)
-            c = _numerics.as_dtype(decay, cd)
             gw = g.astype(cd)
-            v_new = c * v.astype(cd) + _numerics.one_minus(decay, cd) * _numerics.abs_sq(gw)
+            v_new = _numerics.ema(decay, v, _numerics.abs_sq(gw), cd)
             u = _divide(gw, _denominator(v_new, _numerics.as_dtype(eps, cd), eps_in_sqrt))
             return u.astype(g.dtype), v_new.astype(v.dtype)
 
@@ -129,10 +128,9 @@ def scale_by_stddev(
 
         def leaf(g, m, v):
             cd = _numerics.compute_dtype(g.dtype)
-            c = _numerics.as_dtype(decay, cd)
             gw = g.astype(cd)
-            m_new = c * m.astype(cd) + _numerics.one_minus(decay, cd) * gw
-            v_new = c * v.astype(cd) + _numerics.one_minus(decay, cd) * _numerics.abs_sq(gw)
+            m_new = _numerics.ema(decay, m, gw, cd)
+            v_new = _numerics.ema(decay, v, _numerics.abs_sq(gw), cd)
             var = jnp.maximum(v_new - _numerics.abs_sq(m_new), 0)
             u = gw / _denominator(var, _numerics.as_dtype(eps, cd), eps_in_sqrt)
             return u.astype(g.dtype), m_new.astype(m.dtype), v_new.astype(v.dtype)
